@@ -114,8 +114,8 @@ def participation_rank(z, centered: bool = False) -> float:
     Theorem 3.2 of the paper calls this Rank_eff and uses the second moment
     Sigma = E[z z^T], the default here. ``centered=True`` uses the centered
     covariance instead. For unit rows tr Sigma = 1, so the default returns
-    1 / tr(Sigma^2). Returns 0.0 when Sigma is zero up to round-off (all rows zero, or all rows
-    equal with ``centered=True``).
+    1 / tr(Sigma^2). Returns 0.0 when Sigma is zero up to round-off (all rows
+    zero, or all rows equal with ``centered=True``).
     """
     z = _embeddings(z, "participation_rank")
     if centered:
