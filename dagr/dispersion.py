@@ -2,15 +2,24 @@
 
 ``L_disp = log( 1/(B(B-1)) * sum_{i != j} exp(-t * ||z~_i - z~_j||^2) )``
 
-With ``S_ij = -t ||z~_i - z~_j||^2`` and ``P = softmax`` over the off-diagonal
-entries of ``S``, the gradient is one matrix product::
+With ``W_ij = exp(-t ||z~_i - z~_j||^2)`` for ``i != j`` (``W_ii = 0``) and
+``T = sum_ij W_ij``, the gradient with respect to the normalized rows is one
+matrix product::
 
-    dL/dz~ = -4t * (diag(P 1) - P) z~
+    dL/dz~ = -(4t / T) * (diag(W 1) - W) z~
 
-so :class:`_Dispersion` computes it directly instead of letting autograd walk
-through the B x B graph. ``S`` itself is one matrix product of augmented
-matrices, ``S = [sqrt(2t) z~, -t|z~|^2, 1] @ [sqrt(2t) z~, 1, -t|z~|^2]^T``,
-so no B x B elementwise pass is spent on forming distances.
+so :class:`_Dispersion` computes it directly, and also applies the backward
+of the normalization itself, instead of letting autograd walk through the
+B x B graph. The forward costs one (B x d) @ (d x B) product and one
+elementwise ``exp`` over B x B entries, and the backward one
+(B x B) @ (B x d) product.
+
+Because ``||z~_i - z~_j||^2 = s_i + s_j - 2 z~_i . z~_j`` with ``s_i = ||z~_i||^2``,
+the weights factor as ``W_ij = a_i a_j exp(2t z~_i . z~_j)`` with
+``a_i = exp(-t s_i)``. While ``4t <= 80`` every factor is a normal float32
+and the kernel needs no max-shift. Above that, the log-sum-exp is shifted by
+the largest off-diagonal exponent, computed from the augmented matrices
+``[sqrt(2t) z~, -t s, 1] @ [sqrt(2t) z~, 1, -t s]^T``.
 """
 
 from __future__ import annotations
@@ -18,94 +27,162 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from .checks import check_embedding, check_number
 
 # exp(-80) is still a normal float32, so while 4t <= 80 every off-diagonal
-# term exp(S_ij) >= exp(-4t) is representable and no max-shift is needed.
+# weight exp(-t ||z~_i - z~_j||^2) >= exp(-4t) is representable and no
+# max-shift is needed.
 _SHIFT_FREE_LIMIT = 80.0
 
+# The eps of torch.nn.functional.normalize: rows are divided by max(||z_i||, eps).
+_NORM_EPS = 1e-12
 
-def _augmented(zn: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return ``(left, right)`` with ``left @ right.T == S`` (diagonal included, equal to 0)."""
-    sq = (zn * zn).sum(dim=1, keepdim=True)
-    ones = torch.ones_like(sq)
+# With chunk_size=None, batches whose B x B weight matrix has at most this many
+# entries (B <= 8192, 256 MiB in float32) use one dense block. Larger batches
+# are split into blocks of about CHUNK_ELEMENTS entries (64 MiB in float32)
+# that backward recomputes, with the same value and gradient.
+AUTO_CHUNK_ELEMENTS = 8192 * 8192
+CHUNK_ELEMENTS = 2**24
+
+
+def auto_chunk_size(batch: int) -> int:
+    """Return the rows per block that ``chunk_size=None`` uses for a batch of ``batch`` rows."""
+    if batch * batch <= AUTO_CHUNK_ELEMENTS:
+        return batch
+    return max(1, CHUNK_ELEMENTS // batch)
+
+
+def _augmented(zn: torch.Tensor, sq: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(left, right)`` with ``(left @ right.T)_ij == -t ||z~_i - z~_j||^2``."""
+    column = sq.unsqueeze(1)
+    ones = torch.ones_like(column)
     scaled = zn * math.sqrt(2.0 * t)
-    left = torch.cat([scaled, -t * sq, ones], dim=1)
-    right = torch.cat([scaled, ones, -t * sq], dim=1)
+    left = torch.cat([scaled, -t * column, ones], dim=1)
+    right = torch.cat([scaled, ones, -t * column], dim=1)
     return left, right
 
 
-def _block_exp(left_rows, right, row_start: int, shift: float) -> torch.Tensor:
-    """Return ``exp(S[rows] - shift)`` with the diagonal entries of those rows set to 0."""
-    block = left_rows @ right.T
-    if shift != 0.0:
-        block.sub_(shift)
-    block.exp_()
-    rows = torch.arange(block.shape[0], device=block.device)
-    block[rows, rows + row_start] = 0.0
-    return block
+class _Kernel:
+    """The weight matrix of one batch, block by block.
 
+    In the shift-free case a block holds ``exp(2t z~_rows . z~^T)`` and the row
+    factors ``a`` turn it into ``W``; otherwise a block holds ``W`` itself times
+    ``exp(-shift)`` and ``a`` is None. Diagonal entries are set to 0 either way.
+    """
 
-def _max_offdiagonal(left, right, chunk: int) -> float:
-    """Return the largest off-diagonal ``S_ij`` (only needed when 4t exceeds the shift-free limit)."""
-    best = -math.inf
-    for start in range(0, left.shape[0], chunk):
-        block = left[start:start + chunk] @ right.T
-        rows = torch.arange(block.shape[0], device=block.device)
-        block[rows, rows + start] = -math.inf
-        best = max(best, float(block.max()))
-    return best
+    def __init__(self, zn: torch.Tensor, sq: torch.Tensor, t: float, chunk: int):
+        self.zn, self.t, self.chunk = zn, t, chunk
+        self.batch = zn.shape[0]
+        if 4.0 * t <= _SHIFT_FREE_LIMIT:
+            self.factors = torch.exp(-t * sq)
+            self.shift = 0.0
+            self.left = self.right = None
+        else:
+            self.factors = None
+            self.left, self.right = _augmented(zn, sq, t)
+            self.shift = self._max_offdiagonal()
+        self._zero = zn.new_zeros(())
+
+    def _raw(self, start: int, stop: int) -> torch.Tensor:
+        if self.factors is not None:
+            return torch.addmm(self._zero, self.zn[start:stop], self.zn.T, beta=0.0, alpha=2.0 * self.t)
+        return self.left[start:stop] @ self.right.T
+
+    def _max_offdiagonal(self) -> float:
+        best = -math.inf
+        for start in range(0, self.batch, self.chunk):
+            block = self._raw(start, min(start + self.chunk, self.batch))
+            block.diagonal(offset=start).fill_(-math.inf)
+            best = max(best, float(block.max()))
+        return best
+
+    def block(self, start: int, stop: int) -> torch.Tensor:
+        """Return the kernel rows ``start:stop`` with their diagonal entries set to 0."""
+        block = self._raw(start, stop)
+        if self.shift != 0.0:
+            block.sub_(self.shift)
+        block.exp_()
+        block.diagonal(offset=start).zero_()
+        return block
+
+    def spans(self):
+        for start in range(0, self.batch, self.chunk):
+            yield start, min(start + self.chunk, self.batch)
+
+    def row_sums(self, block: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Return ``(W 1)`` for the rows of ``block``."""
+        if self.factors is None:
+            return block.sum(dim=1)
+        return self.factors[start:stop] * (block @ self.factors)
+
+    def pulled(self, block: torch.Tensor, start: int, stop: int, weighted: torch.Tensor) -> torch.Tensor:
+        """Return ``(W z~)`` for the rows of ``block``; ``weighted`` is ``a * z~`` (or ``z~``)."""
+        product = block @ weighted
+        if self.factors is None:
+            return product
+        return product.mul_(self.factors[start:stop].unsqueeze(1))
+
+    def weighted_rows(self) -> torch.Tensor:
+        if self.factors is None:
+            return self.zn
+        return self.zn * self.factors.unsqueeze(1)
 
 
 class _Dispersion(torch.autograd.Function):
-    """log-sum-exp over off-diagonal RBF similarities, with an analytic backward.
+    """Normalization plus log-sum-exp over off-diagonal RBF similarities, with an analytic backward.
 
-    ``chunk`` rows are processed at a time. When ``chunk >= B`` the weight
-    matrix is kept for backward; otherwise it is recomputed block by block,
+    ``chunk`` rows are processed at a time. When ``chunk >= B`` the kernel
+    block is kept for backward; otherwise it is recomputed block by block,
     so memory stays O(chunk * B).
     """
 
     @staticmethod
-    def forward(ctx, zn: torch.Tensor, t: float, chunk: int):
-        batch = zn.shape[0]
-        work = zn if zn.dtype in (torch.float32, torch.float64) else zn.float()
-        left, right = _augmented(work, t)
-        shift = 0.0 if 4.0 * t <= _SHIFT_FREE_LIMIT else _max_offdiagonal(left, right, chunk)
+    def forward(ctx, z: torch.Tensor, t: float, chunk: int):
+        batch = z.shape[0]
+        work = z if z.dtype in (torch.float32, torch.float64) else z.float()
+        norms = torch.linalg.vector_norm(work, dim=1)
+        denominators = norms.clamp_min(_NORM_EPS)
+        zn = work / denominators.unsqueeze(1)
+        # ||z~_i||^2 is 1, or 0 for a zero row, or (||z_i|| / eps)^2 for a row below eps.
+        sq = (norms / denominators).square()
 
+        kernel = _Kernel(zn, sq, t, chunk)
         dense = chunk >= batch
         if dense:
-            weights = _block_exp(left, right, 0, shift)
-            row_sums = weights.sum(dim=1)
+            block = kernel.block(0, batch)
+            row_sums = kernel.row_sums(block, 0, batch)
         else:
-            weights = None
-            row_sums = torch.cat([
-                _block_exp(left[start:start + chunk], right, start, shift).sum(dim=1)
-                for start in range(0, batch, chunk)
-            ])
+            block = None
+            row_sums = torch.cat([kernel.row_sums(kernel.block(start, stop), start, stop)
+                                  for start, stop in kernel.spans()])
         total = row_sums.sum()
-        loss = torch.log(total) + shift - math.log(batch * (batch - 1))
+        loss = torch.log(total) + kernel.shift - math.log(batch * (batch - 1))
 
-        ctx.t, ctx.chunk, ctx.shift, ctx.in_dtype = t, chunk, shift, zn.dtype
-        ctx.save_for_backward(work, row_sums, total, weights if dense else None)
-        return loss.to(zn.dtype)
+        ctx.kernel = kernel
+        ctx.in_dtype = z.dtype
+        ctx.save_for_backward(norms, denominators, row_sums, total, block)
+        return loss.to(z.dtype)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss):
-        work, row_sums, total, weights = ctx.saved_tensors
-        scale = (-4.0 * ctx.t) * grad_loss.to(work.dtype) / total
-        if weights is not None:
-            pulled = weights @ work
+        norms, denominators, row_sums, total, block = ctx.saved_tensors
+        kernel = ctx.kernel
+        zn = kernel.zn
+        weighted = kernel.weighted_rows()
+        if block is not None:
+            pulled = kernel.pulled(block, 0, kernel.batch, weighted)
         else:
-            left, right = _augmented(work, ctx.t)
-            pulled = torch.cat([
-                _block_exp(left[start:start + ctx.chunk], right, start, ctx.shift) @ work
-                for start in range(0, work.shape[0], ctx.chunk)
-            ])
-        grad = scale * (row_sums.unsqueeze(1) * work - pulled)
+            pulled = torch.cat([kernel.pulled(kernel.block(start, stop), start, stop, weighted)
+                                for start, stop in kernel.spans()])
+        scale = (-4.0 * kernel.t) * grad_loss.to(zn.dtype) / total
+        # Gradient with respect to z~, then through z~ = z / max(||z||, eps):
+        # rows above eps lose their radial component, rows below eps are only divided by eps.
+        grad_zn = torch.addcmul(pulled, zn, row_sums.unsqueeze(1), value=-1.0).mul_(-scale)
+        radial = (zn * grad_zn).sum(dim=1).masked_fill_(norms <= _NORM_EPS, 0.0)
+        grad = torch.addcmul(grad_zn, zn, radial.unsqueeze(1), value=-1.0).div_(denominators.unsqueeze(1))
         return grad.to(ctx.in_dtype), None, None
 
 
@@ -118,27 +195,27 @@ def dispersion_loss(z: torch.Tensor, t: float = 2.0, chunk_size: int | None = No
             ``torch.nn.functional.normalize`` semantics, so a zero row stays zero.
         t: RBF scale, > 0. The value lies in [-4t, 0] for unit vectors and is 0
             when all embeddings coincide.
-        chunk_size: rows per block. ``None`` (default) uses one dense block;
-            a smaller value bounds memory to O(chunk_size * B) and recomputes
-            the blocks in backward. Both give the same value and gradient.
+        chunk_size: rows per block. ``None`` (default) picks
+            :func:`auto_chunk_size`: one dense block up to B = 8192, blocks of
+            about 2**24 entries above. A value below B bounds memory to
+            O(chunk_size * B) and recomputes the blocks in backward. Every
+            choice gives the same value and gradient up to float rounding.
         modality: name used in error messages.
 
     Returns:
-        A scalar tensor, differentiable with respect to ``z``.
+        A scalar tensor, differentiable with respect to ``z`` (first order only).
     """
     check_embedding(z, "z", modality)
     t = check_number("t", t, positive=True)
-    batch = z.shape[0]
     if chunk_size is None:
-        chunk = batch
+        chunk = auto_chunk_size(z.shape[0])
     else:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
             raise TypeError(f"chunk_size must be an int or None, got {chunk_size!r}")
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         chunk = chunk_size
-    zn = F.normalize(z, dim=1)
-    return _Dispersion.apply(zn, t, chunk)
+    return _Dispersion.apply(z, t, chunk)
 
 
 def dispersion_loss_reference(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:
@@ -148,7 +225,7 @@ def dispersion_loss_reference(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:
     Its gradient is NaN when two rows coincide (``pdist`` differentiates a
     square root at 0), which the fast path avoids.
     """
-    zn = F.normalize(z, dim=1)
+    zn = torch.nn.functional.normalize(z, dim=1)
     batch = zn.shape[0]
     squared = torch.pdist(zn).pow(2)
     # pdist lists each unordered pair once; the sum over i != j counts it twice.
