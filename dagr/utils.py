@@ -26,6 +26,9 @@ def set_seed(seed: int) -> torch.Generator:
         raise TypeError(f"seed must be an int, got {seed!r} of type {type(seed).__name__}")
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
+    if seed >= 2**64:
+        # torch.manual_seed accepts at most 2**64 - 1.
+        raise ValueError(f"seed must be below 2**64, got {seed}")
     seed = int(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -62,7 +65,7 @@ def progress_enabled() -> bool:
     """
     setting = os.environ.get("DAGR_PROGRESS")
     if setting is not None:
-        return setting.strip() not in ("0", "false", "no", "")
+        return setting.strip().lower() not in ("0", "false", "no", "")
     if profile() == "ci" or os.environ.get("CI"):
         return False
     if "ipykernel" in sys.modules:
