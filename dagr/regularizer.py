@@ -18,6 +18,7 @@ from torch import nn
 
 from .checks import as_named, check_modalities, check_number
 from .dispersion import dispersion_loss
+from .distributed import all_reduce_sum, gather_rows, world_size
 from .pareto import alpha_from_flat
 
 PARETO_MODES = ("params", "features")
@@ -109,11 +110,19 @@ class DAGR(nn.Module):
         alpha_every: recompute ``alpha_m`` every this many training calls and
             reuse it in between (1 recomputes every call, as in Algorithm 1).
         chunk_size: rows per block in the dispersion loss (see :func:`dispersion_loss`).
+        gather_distributed: under torch.distributed, all-gather the embeddings of
+            every process and compute both terms on the global batch, so every
+            process gets the same loss. Gradients of the local rows are scaled
+            by the world size, so that after DistributedDataParallel averages
+            them each encoder receives the gradient of a single process that
+            ran the whole batch (see :mod:`dagr.distributed`). Every process
+            must call the regularizer together.
     """
 
     def __init__(self, lambda_d: float | None = None, lambda_a: float | None = None, *,
                  beta: float | None = None, t: float = 2.0, tau: float = 0.0,
-                 pareto: str | None = None, alpha_every: int = 1, chunk_size: int | None = None):
+                 pareto: str | None = None, alpha_every: int = 1, chunk_size: int | None = None,
+                 gather_distributed: bool = False):
         super().__init__()
         if pareto is not None and (not isinstance(pareto, str) or pareto not in PARETO_MODES):
             raise ValueError(f"pareto must be None, 'params' or 'features', got {pareto!r}")
@@ -133,6 +142,11 @@ class DAGR(nn.Module):
             raise ValueError(f"alpha_every must be an int >= 1, got {alpha_every!r}")
         self.alpha_every = alpha_every
         self.chunk_size = chunk_size
+        if not isinstance(gather_distributed, bool):
+            raise TypeError(f"gather_distributed must be True or False, got {gather_distributed!r}")
+        self.gather_distributed = gather_distributed
+        # Cleared the first time a batched vector-Jacobian product fails for this model.
+        self._batched_vjp = True
         self._calls = 0
         self._alpha: dict[str, torch.Tensor] = {}
 
@@ -145,9 +159,12 @@ class DAGR(nn.Module):
 
     def forward(self, zs, params=None) -> DAGROutput:
         named = check_modalities(zs, "zs", min_modalities=2, same_dim=True)
+        gather = self.gather_distributed and world_size() > 1
         if self.pareto is None:
+            if gather:
+                named = {key: gather_rows(z)[0] for key, z in named.items()}
             return self._fixed(named)
-        return self._pareto(named, params)
+        return self._pareto(named, params, gather)
 
     def _fixed(self, named: dict[str, torch.Tensor]) -> DAGROutput:
         dispersion = {key: dispersion_loss(z, self.t, self.chunk_size, modality=key) for key, z in named.items()}
@@ -160,12 +177,20 @@ class DAGR(nn.Module):
             alpha={key: None for key in named},
         )
 
-    def _pareto(self, named: dict[str, torch.Tensor], params) -> DAGROutput:
+    def _pareto(self, named: dict[str, torch.Tensor], params, gather: bool = False) -> DAGROutput:
         if self.pareto == "params":
             param_lists = _resolve_params(params, named)
         # The geometry terms are built on detached copies, so the gradients with
-        # respect to the embeddings never walk back through the encoders.
-        leaves = {key: z.detach().requires_grad_(True) for key, z in named.items()}
+        # respect to the embeddings never walk back through the encoders. With
+        # gather, the copies hold the global batch and `local` picks this process's rows.
+        local = slice(None)
+        if gather:
+            leaves = {}
+            for key, z in named.items():
+                rows, local = gather_rows(z.detach())
+                leaves[key] = rows.requires_grad_(True)
+        else:
+            leaves = {key: z.detach().requires_grad_(True) for key, z in named.items()}
         with torch.enable_grad():
             dispersion = {key: dispersion_loss(z, self.t, self.chunk_size, modality=key) for key, z in leaves.items()}
             anchoring = anchoring_loss(leaves, self.tau)
@@ -182,7 +207,8 @@ class DAGR(nn.Module):
                 if self.pareto == "features":
                     self._alpha[key] = alpha_from_flat(grad_a.reshape(-1).double(), grad_d.reshape(-1).double())
                 else:
-                    self._alpha[key] = _param_alpha(named[key], param_lists[key], grad_a, grad_d)
+                    self._alpha[key] = self._param_alpha(named[key], param_lists[key], grad_a[local], grad_d[local],
+                                                         reduce=gather)
         alpha = {key: self._alpha.get(key, torch.tensor(0.5, dtype=torch.float64)) for key in keys}
 
         value = self.beta * sum(
@@ -193,8 +219,10 @@ class DAGR(nn.Module):
         if training:
             # A linear surrogate <w_m, z_m> whose gradient on encoder m is J_m^T w_m,
             # that is beta * (alpha_m g_a^m + (1 - alpha_m) g_d^m); its value is removed.
+            # With gather, the world-size factor follows the convention of dagr.distributed.
+            weight = self.beta * (world_size() if gather else 1)
             surrogate = sum(
-                (self.beta * (float(alpha[key]) * grad_a + (1.0 - float(alpha[key])) * grad_d)
+                (weight * (float(alpha[key]) * grad_a[local] + (1.0 - float(alpha[key])) * grad_d[local])
                  .to(named[key].dtype) * named[key]).sum()
                 for key, grad_a, grad_d in zip(keys, grads_a, grads_d)
             )
@@ -205,6 +233,31 @@ class DAGR(nn.Module):
             anchoring=anchoring.detach(),
             alpha={key: value.detach().clone() for key, value in alpha.items()},
         )
+
+    def _param_alpha(self, z: torch.Tensor, pairs, grad_a: torch.Tensor, grad_d: torch.Tensor,
+                     reduce: bool = False) -> torch.Tensor:
+        """Eq. 11 on parameter gradients ``g = J^T u``, from one batched vector-Jacobian product.
+
+        Both products ``J^T g_a`` and ``J^T g_d`` go through the encoder's graph
+        in one vmapped backward (``is_grads_batched``). An encoder with an
+        operation that has no batching rule falls back to two plain products,
+        which give the same alpha. With ``reduce``, the per-process products
+        are summed over all processes first, so alpha belongs to the global batch.
+
+        NOTE: hooks and ``retain_grad`` on the embeddings also fire during these
+        products (inside vmap for the batched one), not only in the final backward.
+        """
+        flat = None
+        if self._batched_vjp:
+            try:
+                flat = _batched_param_grads(z, pairs, grad_a, grad_d)
+            except (RuntimeError, NotImplementedError):
+                self._batched_vjp = False
+        if flat is None:
+            flat = torch.stack(_param_grads(z, pairs, grad_a, grad_d))
+        if reduce:
+            all_reduce_sum(flat)
+        return alpha_from_flat(flat[0], flat[1])
 
 
 def _parameters_of(entry, key: str) -> list[tuple[str, torch.Tensor]]:
@@ -255,18 +308,40 @@ def _resolve_params(params, named: dict[str, torch.Tensor]) -> dict[str, list[tu
     return {key: _parameters_of(given[key], key) for key in named}
 
 
-def _param_alpha(z: torch.Tensor, pairs, grad_a: torch.Tensor, grad_d: torch.Tensor) -> torch.Tensor:
-    """Eq. 11 on parameter gradients ``g = J^T u``, from two vector-Jacobian products."""
+def _check_used(pairs, parts) -> None:
+    for (name, _), part in zip(pairs, parts):
+        if part is None:
+            raise ValueError(
+                f"params: the embedding does not depend on parameter {name!r}; pass only that modality's encoder"
+            )
+
+
+def _param_grads(z: torch.Tensor, pairs, grad_a: torch.Tensor, grad_d: torch.Tensor) -> list[torch.Tensor]:
+    """Return the flat float64 ``[J^T g_a, J^T g_d]`` from two vector-Jacobian products."""
     tensors = [tensor for _, tensor in pairs]
     if not z.requires_grad:
         raise ValueError("pareto='params' needs embeddings that require grad; call it inside the training step")
     flat = []
     for grad in (grad_a, grad_d):
         vjp = torch.autograd.grad(z, tensors, grad_outputs=grad.to(z.dtype), retain_graph=True, allow_unused=True)
-        for (name, _), part in zip(pairs, vjp):
-            if part is None:
-                raise ValueError(
-                    f"params: the embedding does not depend on parameter {name!r}; pass only that modality's encoder"
-                )
+        _check_used(pairs, vjp)
         flat.append(torch.cat([part.reshape(-1).double() for part in vjp]))
+    return flat
+
+
+def _batched_param_grads(z: torch.Tensor, pairs, grad_a: torch.Tensor, grad_d: torch.Tensor) -> torch.Tensor:
+    """Return ``[J^T g_a, J^T g_d]`` as a (2, P) float64 tensor from one vmapped backward."""
+    tensors = [tensor for _, tensor in pairs]
+    if not z.requires_grad:
+        raise ValueError("pareto='params' needs embeddings that require grad; call it inside the training step")
+    stacked = torch.stack([grad_a, grad_d]).to(z.dtype)
+    vjp = torch.autograd.grad(z, tensors, grad_outputs=stacked, retain_graph=True, allow_unused=True,
+                              is_grads_batched=True)
+    _check_used(pairs, vjp)
+    return torch.cat([part.reshape(2, -1).double() for part in vjp], dim=1)
+
+
+def _param_alpha(z: torch.Tensor, pairs, grad_a: torch.Tensor, grad_d: torch.Tensor) -> torch.Tensor:
+    """Eq. 11 on parameter gradients ``g = J^T u``, from two plain vector-Jacobian products."""
+    flat = _param_grads(z, pairs, grad_a, grad_d)
     return alpha_from_flat(flat[0], flat[1])
