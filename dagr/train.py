@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from . import geometry
+from .controls import build_control, normalize_encoders
 from .data import VIEW_NAMES, MultiFeatures, MultiViewSplit, check_views
 from .dispersion import dispersion_loss
 from .models import FUSIONS, MultiViewNet, build_mfeat_model
@@ -66,6 +67,10 @@ class TrainConfig:
         regularizer: keyword arguments of :class:`dagr.DAGR`, or ``None`` for no regularizer.
         backbone: ``"joint"`` or ``"dgl"``.
         unimodal_weight: factor on the summed unimodal losses in the ``"dgl"`` backbone.
+        control: a control regularizer in place of DAGR, ``{"name": ..., **options}`` as
+            accepted by :func:`dagr.controls.build_control`, or ``None``. It cannot be
+            combined with ``regularizer``. ``to_dict`` leaves it out when it is ``None``,
+            so configurations without a control keep their hash.
     """
 
     views: tuple[str, ...] = VIEW_NAMES
@@ -81,6 +86,7 @@ class TrainConfig:
     regularizer: dict[str, Any] | None = None
     backbone: str = "joint"
     unimodal_weight: float = 1.0
+    control: dict[str, Any] | None = None
 
     def __post_init__(self):
         self.views = check_views(self.views)
@@ -117,11 +123,23 @@ class TrainConfig:
                 raise ValueError(f"DAGR needs at least 2 views, got views={list(self.views)}")
             self.regularizer = dict(self.regularizer)
             DAGR(**self.regularizer)  # raises on invalid keyword arguments
+        if self.control is not None:
+            if self.regularizer is not None:
+                raise ValueError(
+                    f"TrainConfig takes a regularizer or a control, not both; got regularizer="
+                    f"{self.regularizer!r} and control={self.control!r}"
+                )
+            if len(self.views) < 2:
+                raise ValueError(f"a control regularizer needs at least 2 views, got views={list(self.views)}")
+            build_control(self.control)  # raises on an unknown name or invalid options
+            self.control = dict(self.control)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the configuration as JSON-serialisable values."""
         values = dataclasses.asdict(self)
         values["views"] = list(self.views)
+        if values["control"] is None:
+            del values["control"]
         return values
 
 
@@ -281,8 +299,13 @@ def _select_views(split: MultiViewSplit, views) -> MultiViewSplit:
     return MultiViewSplit({view: split.features[view] for view in views}, split.labels, split.indices)
 
 
-def train(config: TrainConfig, data: MultiFeatures) -> Result:
-    """Train one model and return the test metrics of its best-validation checkpoint."""
+def train(config: TrainConfig, data: MultiFeatures, epoch_callback=None) -> Result:
+    """Train one model and return the test metrics of its best-validation checkpoint.
+
+    ``epoch_callback(model, epoch)``, when given, runs after each epoch's validation
+    and returns a dict that is merged into that epoch's history row (for example
+    extra diagnostics). It must leave the model's weights unchanged.
+    """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     missing = [view for view in config.views if view not in data.views]
@@ -292,7 +315,7 @@ def train(config: TrainConfig, data: MultiFeatures) -> Result:
         raise ValueError(
             f"TrainConfig.batch_size={config.batch_size} exceeds the {len(data.train)} training samples"
         )
-    if config.regularizer is not None and config.batch_size < 2:
+    if (config.regularizer is not None or config.control is not None) and config.batch_size < 2:
         raise ValueError(f"DAGR needs batches of at least 2 samples, got batch_size={config.batch_size}")
     train_split, val_split, test_split = (
         _select_views(split, config.views) for split in (data.train, data.val, data.test)
@@ -304,6 +327,10 @@ def train(config: TrainConfig, data: MultiFeatures) -> Result:
         config.views, dim=config.dim, num_classes=data.num_classes, hidden=config.hidden, fusion=config.fusion
     )
     reg = None if config.regularizer is None else DAGR(**config.regularizer)
+    if config.control is not None:
+        reg = build_control(config.control)
+        if reg.normalizes_embeddings:
+            normalize_encoders(model)
     pareto_params = reg is not None and reg.pareto == "params"
     optimizer = _make_optimizer(model, config)
 
@@ -350,6 +377,8 @@ def train(config: TrainConfig, data: MultiFeatures) -> Result:
             dispersion={view: value / batches for view, value in dispersion_sums.items()},
             alpha={view: None if value is None else value / batches for view, value in alpha_sums.items()},
         )
+        if epoch_callback is not None:
+            row.update(epoch_callback(model, epoch))
         history.append(row)
         if val_accuracy > best_accuracy:
             best_accuracy, best_epoch = val_accuracy, epoch
