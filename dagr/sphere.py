@@ -213,3 +213,14 @@ def sphere_flow(z0: torch.Tensor, loss_fn: Callable[[torch.Tensor], torch.Tensor
         z = z - lr * tangent_projection(z, grad)
         z = z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
     return z, history
+
+
+def lonlat(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return longitude and latitude in degrees of points on S^2, for flat maps of the sphere."""
+    check_embedding(z, "z", min_samples=1)
+    if z.shape[1] != 3:
+        raise ValueError(f"lonlat needs points in R^3, got {z.shape[1]} coordinates")
+    z = z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    longitude = torch.rad2deg(torch.atan2(z[:, 1], z[:, 0]))
+    latitude = torch.rad2deg(torch.asin(z[:, 2].clamp(-1.0, 1.0)))
+    return longitude, latitude

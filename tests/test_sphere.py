@@ -120,3 +120,12 @@ def test_flow_rejects_bad_step_size():
         sphere.sphere_flow(z0, lambda z: dispersion_loss(z), steps=1, lr=0.0)
     with pytest.raises(TypeError, match="steps"):
         sphere.sphere_flow(z0, lambda z: dispersion_loss(z), steps=1.5)
+
+
+def test_lonlat_of_axes():
+    points = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    longitude, latitude = sphere.lonlat(points)
+    assert torch.allclose(longitude[:2], torch.tensor([0.0, 90.0], dtype=torch.float64))
+    assert torch.allclose(latitude, torch.tensor([0.0, 0.0, 90.0], dtype=torch.float64))
+    with pytest.raises(ValueError, match="R\\^3"):
+        sphere.lonlat(torch.ones(2, 4, dtype=torch.float64))
