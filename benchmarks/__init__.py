@@ -1,0 +1,1 @@
+"""Cost benchmarks of dagr; run each as ``python -m benchmarks.NAME`` (see benchmarks/README.md)."""
