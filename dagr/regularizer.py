@@ -162,7 +162,7 @@ class DAGR(nn.Module):
         gather = self.gather_distributed and world_size() > 1
         if self.pareto is None:
             if gather:
-                named = {key: gather_rows(z)[0] for key, z in named.items()}
+                named, _ = _gather_modalities(named)
             return self._fixed(named)
         return self._pareto(named, params, gather)
 
@@ -185,10 +185,8 @@ class DAGR(nn.Module):
         # gather, the copies hold the global batch and `local` picks this process's rows.
         local = slice(None)
         if gather:
-            leaves = {}
-            for key, z in named.items():
-                rows, local = gather_rows(z.detach())
-                leaves[key] = rows.requires_grad_(True)
+            gathered, local = _gather_modalities({key: z.detach() for key, z in named.items()})
+            leaves = {key: rows.requires_grad_(True) for key, rows in gathered.items()}
         else:
             leaves = {key: z.detach().requires_grad_(True) for key, z in named.items()}
         with torch.enable_grad():
@@ -258,6 +256,14 @@ class DAGR(nn.Module):
         if reduce:
             all_reduce_sum(flat)
         return alpha_from_flat(flat[0], flat[1])
+
+
+def _gather_modalities(named: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], slice]:
+    """All-gather every modality's rows in one collective (side by side along dim 1)."""
+    keys = list(named)
+    rows, local = gather_rows(torch.cat([named[key] for key in keys], dim=1))
+    parts = rows.split(rows.shape[1] // len(keys), dim=1)
+    return dict(zip(keys, parts)), local
 
 
 def _parameters_of(entry, key: str) -> list[tuple[str, torch.Tensor]]:
