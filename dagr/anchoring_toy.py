@@ -24,8 +24,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from . import geometry
 from .checks import check_number
-from .regularizer import anchoring_loss
+from .regularizer import DAGR, anchoring_loss
 from .sphere import DTYPE, sample_uniform, sphere_flow, tangent_projection
 
 COUPLINGS = ("anchoring", "alignment", "infonce")
@@ -202,9 +203,6 @@ def simulate_dagr(lambda_d: float, lambda_a: float, tau: float = 0.0, t: float =
     ``z_a``, ``z_b``, the labels ``y``, the mean ``effective_rank`` of the
     two modalities and the cross-modal ``drift`` (eq. 45).
     """
-    from . import geometry
-    from .regularizer import DAGR
-
     generator = torch.Generator().manual_seed(seed)
     n = n_per_class * n_classes
     y = torch.arange(n_classes).repeat_interleave(n_per_class)

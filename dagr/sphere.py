@@ -68,7 +68,9 @@ def random_rotation(d: int, generator: torch.Generator | None = None) -> torch.T
     _check_generator("random_rotation", generator)
     q, r = torch.linalg.qr(torch.randn(d, d, generator=generator, dtype=DTYPE))
     # Multiplying column j by sign(R_jj) makes the distribution exactly Haar.
-    return q * torch.sign(torch.diagonal(r)).where(torch.diagonal(r) != 0, torch.ones(d, dtype=DTYPE))
+    signs = torch.sign(torch.diagonal(r))
+    signs[signs == 0] = 1.0
+    return q * signs
 
 
 def sample_subspace(n: int, d: int, k: int, generator: torch.Generator | None = None,

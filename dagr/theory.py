@@ -27,6 +27,10 @@ import torch
 import torch.nn.functional as F
 
 from . import geometry
+from .dispersion import dispersion_loss
+from .models import MLPEncoder
+from .pareto import min_norm_alpha
+from .regularizer import DAGR, anchoring_loss
 from .sphere import DTYPE, random_rotation, sample_subspace, sample_uniform, sample_vmf
 
 
@@ -163,8 +167,6 @@ def family_geometry(kind: str, values: Sequence, n: int, d: int, t: float = 2.0,
     estimate from the second with a narrower kernel ``t_entropy``. The two
     numbers are thus not the same statistic of the same points.
     """
-    from .dispersion import dispersion_loss
-
     generator = torch.Generator().manual_seed(seed)
     rows = []
     for value in values:
@@ -342,11 +344,6 @@ def pareto_alpha_trace(features: dict, labels: torch.Tensor, steps: int = 50, ba
     Features are standardized here. Returns one row per step and modality
     with ``alpha_params`` and ``alpha_features``.
     """
-    from .dispersion import dispersion_loss
-    from .models import MLPEncoder
-    from .pareto import min_norm_alpha
-    from .regularizer import DAGR, anchoring_loss
-
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     names = list(features)

@@ -95,3 +95,11 @@ def test_simulation_responds_to_weights():
     dispersed = anchoring_toy.simulate_dagr(2.0, 0.0, steps=60, n_per_class=8)
     assert anchored["drift"] < base["drift"]
     assert dispersed["effective_rank"] > base["effective_rank"]
+
+
+def test_infonce_prefers_matched_pairs():
+    z = torch.eye(4, dtype=torch.float64)
+    matched = anchoring_toy.infonce_loss(z, z)
+    shuffled = anchoring_toy.infonce_loss(z, z.roll(1, dims=0))
+    assert float(matched) < 0.01
+    assert float(shuffled) > 5.0

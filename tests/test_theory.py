@@ -171,3 +171,8 @@ def test_pareto_alpha_trace_rows():
     for row in rows:
         assert 0.0 <= row["alpha_params"] <= 1.0
         assert 0.0 <= row["alpha_features"] <= 1.0
+
+
+def test_linear_head_toy_needs_null_space():
+    with pytest.raises(ValueError, match="n_classes must be < d"):
+        theory.linear_head_toy(n_classes=4, d=4)
