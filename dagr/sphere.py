@@ -94,7 +94,7 @@ def sample_subspace(n: int, d: int, k: int, generator: torch.Generator | None = 
 
 
 def _wood_cosines(n: int, d: int, kappa: float, generator) -> torch.Tensor:
-    """Draw w = <x, mu> for a vMF sample by Wood's (1994) rejection sampler."""
+    """Draw w = <x, mu> for a vMF sample by Wood's rejection sampler."""
     b = (d - 1) / (2 * kappa + math.sqrt(4 * kappa**2 + (d - 1) ** 2))
     x0 = (1 - b) / (1 + b)
     c = kappa * x0 + (d - 1) * math.log(1 - x0**2)
