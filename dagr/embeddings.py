@@ -26,6 +26,7 @@ import numpy as np
 import scipy.stats
 import torch
 import torch.nn.functional as F
+from threadpoolctl import threadpool_limits
 
 from .data import MultiViewSplit
 
@@ -46,7 +47,7 @@ def extract_embeddings(model, split: MultiViewSplit, batch_size: int = 1024) -> 
         raise TypeError(f"split must be a MultiViewSplit, got {type(split).__name__}")
     absent = [view for view in views if view not in split.features]
     if absent:
-        raise ValueError(f"split lacks view(s) {absent} that the model needs; it has {list(split.features)}")
+        raise ValueError(f"split lacks view(s) {absent} that the model needs. It has {list(split.features)}")
 
     was_training = model.training
     model.eval()
@@ -94,11 +95,14 @@ def project(z, method: str = "pca", seed: int = 0, perplexity: float = 30.0) -> 
     if isinstance(perplexity, bool) or not isinstance(perplexity, (int, float)) or not perplexity > 0:
         raise ValueError(f"perplexity must be a positive number, got {perplexity!r}")
     z = _check_points(z)
-    if method == "pca":
-        return PCA(n_components=2, random_state=int(seed)).fit_transform(z)
-    perplexity = min(float(perplexity), (z.shape[0] - 1) / 3.0)
-    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=int(seed))
-    return tsne.fit_transform(z)
+    # A few hundred points gain nothing from BLAS or OpenMP threads, and on a busy
+    # machine oversubscribed threads made t-SNE over 20 times slower, so run on one.
+    with threadpool_limits(limits=1):
+        if method == "pca":
+            return PCA(n_components=2, random_state=int(seed)).fit_transform(z)
+        perplexity = min(float(perplexity), (z.shape[0] - 1) / 3.0)
+        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=int(seed))
+        return tsne.fit_transform(z)
 
 
 def project_together(zs: Mapping[str, np.ndarray], views: Sequence[str], method: str = "pca",
@@ -136,7 +140,7 @@ def paired_difference(treated: Sequence[float], control: Sequence[float], alpha:
     if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
         raise ValueError(f"treated and control must be 1-D and of equal length, got shapes {a.shape} and {b.shape}")
     if a.size == 0:
-        raise ValueError("treated and control are empty; pass one value per seed")
+        raise ValueError("treated and control are empty. Pass one value per seed")
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         raise ValueError("treated and control must be finite numbers")
     if not 0 < alpha < 1:
@@ -159,7 +163,12 @@ def paired_difference(treated: Sequence[float], control: Sequence[float], alpha:
 def describe_difference(name: str, result: Mapping[str, float], digits: int = 3) -> str:
     """Write one sentence on a :func:`paired_difference` result, for computed chapter text."""
     mean, std, p_value = result["mean"], result["std"], result["p_value"]
-    direction = "higher" if mean > 0 else "lower" if mean < 0 else "equal"
+    if mean > 0:
+        direction = "higher"
+    elif mean < 0:
+        direction = "lower"
+    else:
+        direction = "equal"
     spread = "" if math.isnan(std) else f" ± {std:.{digits}f}"
     if math.isnan(p_value):
         verdict = "no t-test possible (identical differences or a single seed)"
