@@ -291,12 +291,17 @@ def is_accuracy(metric: str) -> bool:
 def summary(runs, metrics=None, index=("setting", "backbone", "variant")):
     """Return a table of ``"mean ± std"`` strings over seeds, one column per metric.
 
-    Accuracies are shown in percent with 2 decimals, geometry numbers with 3.
+    Columns follow ``metrics`` when given. Accuracies are shown in percent with 2
+    decimals, geometry numbers with 3.
     """
     table = frame(runs)
-    if metrics is not None:
-        table = table[table["metric"].isin(list(metrics))]
     order = list(dict.fromkeys(table["metric"]))
+    if metrics is not None:
+        missing = [metric for metric in metrics if metric not in order]
+        if missing:
+            raise ValueError(f"metrics {missing} are not in the runs; available metrics: {order}")
+        order = list(metrics)
+        table = table[table["metric"].isin(order)]
     cells = {}
     for keys, group in table.groupby([*index, "metric"], sort=False):
         metric = keys[-1]
@@ -317,6 +322,7 @@ def comparisons(runs, metric, baseline="baseline", by=("setting", "backbone")):
     table = frame(runs)
     table = table[table["metric"] == metric]
     scale, unit = (100.0, " points") if is_accuracy(metric) else (1.0, "")
+    label = "the baseline" if baseline == "baseline" else baseline
     rows = []
     for keys, group in table.groupby(list(by), sort=False):
         keys = keys if isinstance(keys, tuple) else (keys,)
@@ -331,8 +337,25 @@ def comparisons(runs, metric, baseline="baseline", by=("setting", "backbone")):
                          "difference": result.difference * scale, "p": result.p,
                          "ci_low": result.ci_low * scale, "ci_high": result.ci_high * scale,
                          "significant": result.significant, "seeds": result.n,
-                         "statement": result.statement(variant, baseline, scale, unit)})
+                         "statement": result.statement(variant, label, scale, unit)})
     return pd.DataFrame(rows)
+
+
+def difference_cells(tests: dict, index=("setting", "variant"), digits: int = 2):
+    """Return one table of ``"+d (p=...)"`` cells from :func:`comparisons` outputs keyed by metric.
+
+    A ``*`` marks a difference significant at 5%, and ``p=n/a`` an undefined test.
+    """
+    cells = None
+    for metric, tested in tests.items():
+        column = []
+        for row in tested.itertuples():
+            p = "n/a" if pd.isna(row.p) else f"{row.p:.3f}"
+            column.append(f"{row.difference:+.{digits}f} (p={p}){'*' if row.significant else ''}")
+        if cells is None:
+            cells = tested[list(index)].copy()
+        cells[metric] = column
+    return cells.set_index(list(index))
 
 
 def main(argv=None) -> None:

@@ -48,14 +48,17 @@ def _paired(method, baseline) -> np.ndarray:
 def paired_t_test(method, baseline) -> tuple[float, float]:
     """Return ``(t, p)`` of the two-sided paired t-test (``scipy.stats.ttest_rel``).
 
-    Needs at least 2 pairs. When every difference is identical, the test is
-    undefined: ``p`` is 1.0 for all-zero differences and 0.0 otherwise.
+    Needs at least 2 pairs. When every difference is identical the variance is zero
+    and the test is undefined: ``p`` is 1.0 for all-zero differences and NaN otherwise
+    (``t`` is then +-inf). A NaN ``p`` never counts as significant.
     """
     differences = _paired(method, baseline)
     if differences.size < 2:
         raise ValueError(f"paired_t_test needs at least 2 seeds, got {differences.size}")
     if np.allclose(differences, differences[0], rtol=0.0, atol=1e-12):
-        return (0.0, 1.0) if abs(differences[0]) < 1e-12 else (math.copysign(math.inf, differences[0]), 0.0)
+        if abs(differences[0]) < 1e-12:
+            return 0.0, 1.0
+        return math.copysign(math.inf, differences[0]), math.nan
     result = scipy_stats.ttest_rel(np.asarray(method, dtype=np.float64), np.asarray(baseline, dtype=np.float64))
     return float(result.statistic), float(result.pvalue)
 
@@ -86,7 +89,8 @@ class Comparison:
 
     Attributes:
         difference: mean of ``method - baseline`` over seeds.
-        t, p: paired t-test statistic and two-sided p-value (NaN with one seed).
+        t, p: paired t-test statistic and two-sided p-value (NaN with one seed, or
+            when every seed gives the same nonzero difference).
         ci_low, ci_high: bootstrap interval of ``difference``.
         n: number of seeds.
         alpha: significance level.
@@ -109,20 +113,23 @@ class Comparison:
                   unit: str = " points") -> str:
         """Return one plain sentence on the difference, its interval and its significance."""
         change = self.difference * scale
-        if change > 0:
-            size = f"{abs(change):.2f}{unit} higher"
-        elif change < 0:
-            size = f"{abs(change):.2f}{unit} lower"
-        else:
-            size = "the same on average"
         interval = f"bootstrap {100 * (1 - self.alpha):.0f}% CI [{self.ci_low * scale:+.2f}, {self.ci_high * scale:+.2f}]"
-        if math.isnan(self.p):
+        if self.n < 2:
             verdict = "one seed only, so no test is possible"
+        elif math.isnan(self.p):
+            verdict = (f"the difference is identical in all {self.n} seeds, so the t-test is undefined "
+                       f"(zero variance) and the difference is not counted as significant")
         elif self.significant:
             verdict = f"significant (paired t-test p = {self.p:.3f}, {self.n} seeds)"
         else:
             verdict = f"not significant (paired t-test p = {self.p:.3f}, {self.n} seeds)"
-        return f"{method} is {size} than {baseline} ({interval}); {verdict}."
+        if change > 0:
+            size = f"is {abs(change):.2f}{unit} higher than"
+        elif change < 0:
+            size = f"is {abs(change):.2f}{unit} lower than"
+        else:
+            size = "has the same mean as"
+        return f"{method} {size} {baseline} ({interval}); {verdict}."
 
     def cell(self, scale: float = 100.0) -> str:
         """Return a compact table cell such as ``"+0.52 (p=0.210)"``, with ``*`` when significant."""

@@ -152,3 +152,27 @@ def test_load_or_train_adds_missing_probe(tmp_path):
     load_or_train(RunSpec("geometry", "2 views", "joint", "baseline", 0, config), tmp_path)
     with_probe = load_or_train(RunSpec("main", "2 views", "joint", "baseline", 0, config), tmp_path)
     assert set(with_probe["probe_accuracy"]) == set(VIEWS)
+
+
+def test_summary_and_differences(record):
+    import copy
+
+    runs = []
+    for seed, shift in zip((0, 42, 3407), (0.0, 0.01, 0.02)):
+        for variant, offset in (("baseline", 0.0), ("DAGR (fixed)", 0.05)):
+            changed = copy.deepcopy(record)
+            changed["test_accuracy"] = min(1.0, 0.5 + shift + offset)
+            runs.append((RunSpec("main", "2 views", "dgl", variant, seed, _tiny_config()), changed))
+    table = experiments.summary(runs, ["drift", "multimodal"])
+    assert list(table.columns) == ["drift", "multimodal"]
+    assert table.loc[("2 views", "dgl", "baseline"), "multimodal"] == "51.00 ± 1.00"
+    tested = experiments.comparisons(runs, "multimodal")
+    assert len(tested) == 1
+    assert tested.iloc[0]["difference"] == pytest.approx(5.0)
+    assert "identical in all 3 seeds" in tested.iloc[0]["statement"]
+    cells = experiments.difference_cells({"multimodal": tested})
+    assert cells.loc[("2 views", "DAGR (fixed)"), "multimodal"] == "+5.00 (p=n/a)"
+    with pytest.raises(ValueError, match="'accuracy'"):
+        experiments.summary(runs, ["accuracy"])
+    with pytest.raises(ValueError, match="'control'"):
+        experiments.comparisons(runs, "multimodal", baseline="control")

@@ -19,7 +19,13 @@ def test_t_test_constant_differences():
     assert paired_t_test([1.0, 2.0], [1.0, 2.0]) == (0.0, 1.0)
     t, p = paired_t_test([1.5, 2.5], [1.0, 2.0])
     assert t == math.inf
-    assert p == 0.0
+    assert math.isnan(p)
+
+
+def test_compare_identical_differences_not_significant():
+    comparison = compare([0.5, 0.6, 0.7], [0.4, 0.5, 0.6])
+    assert not comparison.significant
+    assert "identical in all 3 seeds" in comparison.statement()
 
 
 def test_t_test_needs_two_seeds():
@@ -93,4 +99,4 @@ def test_compare_rejects_bad_alpha():
 
 def test_comparison_equal_statement():
     comparison = Comparison(0.0, 0.0, 1.0, 0.0, 0.0, 3)
-    assert "the same on average" in comparison.statement()
+    assert comparison.statement("A", "B").startswith("A has the same mean as B")
