@@ -8,7 +8,6 @@ task gradient, with ``alpha_m`` from :func:`dagr.min_norm_alpha`.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -25,8 +24,8 @@ PARETO_MODES = ("params", "features")
 
 
 def _pair_distance(difference: torch.Tensor) -> torch.Tensor:
-    """Row norms whose gradient is 0, not NaN, where the row is exactly zero."""
-    squared = (difference * difference).sum(dim=1)
+    """Norms over the last dim whose gradient is 0, not NaN, where the row is exactly zero."""
+    squared = (difference * difference).sum(dim=-1)
     positive = squared > 0
     root = squared.clamp_min(torch.finfo(squared.dtype).tiny).sqrt()
     return torch.where(positive, root, torch.zeros_like(root))
@@ -46,13 +45,13 @@ def anchoring_loss(zs, tau: float = 0.0) -> torch.Tensor:
     """
     named = check_modalities(zs, "zs", min_modalities=2, same_dim=True)
     tau = check_number("tau", tau, nonnegative=True)
-    normalized = [F.normalize(z, dim=1) for z in named.values()]
-    # The ordered sum over m != n counts every unordered pair twice, as does M(M-1).
-    penalties = [
-        (_pair_distance(first - second) - tau).clamp_min(0.0).pow(2).mean()
-        for first, second in itertools.combinations(normalized, 2)
-    ]
-    return torch.stack(penalties).mean()
+    # All M(M-1)/2 unordered pairs at once, as a (pairs, B, d) tensor of differences.
+    # The ordered sum over m != n counts every unordered pair twice, as does M(M-1),
+    # and every pair has B rows, so the mean over pairs and rows is eq. 7.
+    normalized = F.normalize(torch.stack(list(named.values())), dim=2)
+    first, second = torch.triu_indices(len(named), len(named), offset=1, device=normalized.device)
+    distances = _pair_distance(normalized[first] - normalized[second])
+    return (distances - tau).clamp_min(0.0).pow(2).mean()
 
 
 @dataclass

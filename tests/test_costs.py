@@ -187,3 +187,26 @@ def test_quick_distributed_benchmark():
     for cell in payload["cells"]:
         assert cell["loss_abs_diff_vs_single_process"] < 1e-5
         assert math.isfinite(cell["ratio_gathered_vs_local"])
+
+
+def _anchoring_pair_loop(zs, tau):
+    normalized = [torch.nn.functional.normalize(z, dim=1) for z in zs]
+    penalties = []
+    for m in range(len(zs)):
+        for n in range(m + 1, len(zs)):
+            distance = (normalized[m] - normalized[n]).norm(dim=1)
+            penalties.append((distance - tau).clamp_min(0.0).pow(2).mean())
+    return torch.stack(penalties).mean()
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.3])
+def test_vectorized_anchoring_matches_pair_loop(tau):
+    generator = torch.Generator().manual_seed(4)
+    zs = [torch.randn(9, 5, dtype=torch.float64, generator=generator) for _ in range(6)]
+    zs[3][2] = 0.0
+    zs = [z.requires_grad_(True) for z in zs]
+    fast = regularizer.anchoring_loss(zs, tau)
+    loop = _anchoring_pair_loop(zs, tau)
+    assert float(fast) == pytest.approx(float(loop), rel=1e-12)
+    for grad_fast, grad_loop in zip(torch.autograd.grad(fast, zs), torch.autograd.grad(loop, zs)):
+        assert torch.allclose(grad_fast, grad_loop, atol=1e-12)
