@@ -123,7 +123,10 @@ class Comparison:
             verdict = f"significant (paired t-test p = {self.p:.3f}, {self.n} seeds)"
         else:
             verdict = f"not significant (paired t-test p = {self.p:.3f}, {self.n} seeds)"
-        if change > 0:
+        # A change that rounds to 0.00 is reported as no change, not as "0.00 lower".
+        if round(change, 2) == 0:
+            size = "has the same mean as"
+        elif change > 0:
             size = f"is {abs(change):.2f}{unit} higher than"
         elif change < 0:
             size = f"is {abs(change):.2f}{unit} lower than"

@@ -100,3 +100,8 @@ def test_compare_rejects_bad_alpha():
 def test_comparison_equal_statement():
     comparison = Comparison(0.0, 0.0, 1.0, 0.0, 0.0, 3)
     assert comparison.statement("A", "B").startswith("A has the same mean as B")
+
+
+def test_statement_rounds_tiny_difference():
+    comparison = Comparison(-1e-17, 0.0, 1.0, -0.01, 0.01, 3)
+    assert comparison.statement("A", "B").startswith("A has the same mean as B")
