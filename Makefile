@@ -22,7 +22,8 @@ export DAGR_PROFILE
 
 # jupyter-cache keys each notebook on its code cells only. `make book` also
 # keys the whole cache on the profile, the requirements and every file under
-# dagr/ and benchmarks/, and clears it when any of them changed.
+# dagr/, benchmarks/ and results/ (the stored runs that chapters reload), and
+# clears it when any of them changed.
 CACHE := _build/.jupyter_cache
 CACHE_KEY := _build/.cache-key
 
@@ -72,7 +73,7 @@ test: $(STAMP)
 
 book: $(STAMP)
 	@start=$$SECONDS; \
-	key="profile=$(DAGR_PROFILE) $$(cat requirements.txt pyproject.toml $$(find $$(ls -d dagr benchmarks 2>/dev/null) -type f -not -path '*/__pycache__/*' | sort) | sha256sum | cut -c1-16)"; \
+	key="profile=$(DAGR_PROFILE) $$(cat requirements.txt pyproject.toml $$(find $$(ls -d dagr benchmarks results 2>/dev/null) -type f -not -path '*/__pycache__/*' | sort) | sha256sum | cut -c1-16)"; \
 	if [ -d $(CACHE) ] && [ "$$(cat $(CACHE_KEY) 2>/dev/null)" != "$$key" ]; then \
 		echo "Clearing $(CACHE): the profile or the dagr package changed since the last build"; \
 		rm -rf $(CACHE); \
