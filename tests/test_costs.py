@@ -207,6 +207,6 @@ def test_vectorized_anchoring_matches_pair_loop(tau):
     zs = [z.requires_grad_(True) for z in zs]
     fast = regularizer.anchoring_loss(zs, tau)
     loop = _anchoring_pair_loop(zs, tau)
-    assert float(fast) == pytest.approx(float(loop), rel=1e-12)
+    assert fast.item() == pytest.approx(loop.item(), rel=1e-12)
     for grad_fast, grad_loop in zip(torch.autograd.grad(fast, zs), torch.autograd.grad(loop, zs)):
         assert torch.allclose(grad_fast, grad_loop, atol=1e-12)
