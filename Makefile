@@ -23,9 +23,15 @@ export DAGR_PROFILE
 # jupyter-cache keys each notebook on its code cells only. `make book` also
 # keys the whole cache on the profile, the requirements and every file under
 # dagr/, benchmarks/ and results/ (the stored runs that chapters reload), and
-# clears it when any of them changed.
+# clears it when any of them changed. The key is written again after the
+# build, because executing a chapter may store new runs in results/.
 CACHE := _build/.jupyter_cache
 CACHE_KEY := _build/.cache-key
+CACHE_INPUTS = requirements.txt pyproject.toml $$(find $$(ls -d dagr benchmarks results 2>/dev/null) -type f -not -path '*/__pycache__/*' | sort)
+COMPUTE_KEY = echo "profile=$(DAGR_PROFILE) $$(cat $(CACHE_INPUTS) | sha256sum | cut -c1-16)"
+
+# Jupyter looks up kernels in the environment before the user's directories.
+export JUPYTER_PREFER_ENV_PATH := 1
 
 # pip on some machines prints one "Location ... is ignored" warning per
 # configured local index and package. The filter drops only those lines, and
@@ -51,9 +57,6 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -c "import dagr, torch, jupyter_book, jupytext, nbval; print('dagr', dagr.__version__, 'torch', torch.__version__)"
 	@touch $@
 
-# Jupyter looks up kernels in the environment before the user's directories.
-export JUPYTER_PREFER_ENV_PATH := 1
-
 test: $(STAMP)
 	@start=$$SECONDS; \
 	mkdir -p _build; \
@@ -73,15 +76,16 @@ test: $(STAMP)
 
 book: $(STAMP)
 	@start=$$SECONDS; \
-	key="profile=$(DAGR_PROFILE) $$(cat requirements.txt pyproject.toml $$(find $$(ls -d dagr benchmarks results 2>/dev/null) -type f -not -path '*/__pycache__/*' | sort) | sha256sum | cut -c1-16)"; \
+	key=$$($(COMPUTE_KEY)); \
 	if [ -d $(CACHE) ] && [ "$$(cat $(CACHE_KEY) 2>/dev/null)" != "$$key" ]; then \
-		echo "Clearing $(CACHE): the profile or the dagr package changed since the last build"; \
+		echo "Clearing $(CACHE): the profile, the requirements, dagr/, benchmarks/ or results/ changed"; \
 		rm -rf $(CACHE); \
 	fi; \
 	mkdir -p _build; \
 	echo "$$key" > $(CACHE_KEY); \
 	echo "Building the book with DAGR_PROFILE=$(DAGR_PROFILE)"; \
 	DAGR_BUILDING_BOOK=1 $(VENV)/bin/jupyter-book build . -W -n --keep-going; \
+	$(COMPUTE_KEY) > $(CACHE_KEY); \
 	echo "make book took $$((SECONDS - start)) s"; \
 	echo "Book: $$(pwd)/_build/html/index.html"
 
