@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import as_named, check_modalities, check_number
-from .dispersion import dispersion_loss
+from .dispersion import dispersion_loss, dispersion_losses
 from .distributed import all_reduce_sum, gather_rows, world_size
 from .pareto import alpha_from_flat
 
@@ -166,9 +166,10 @@ class DAGR(nn.Module):
         return self._pareto(named, params, gather)
 
     def _fixed(self, named: dict[str, torch.Tensor]) -> DAGROutput:
-        dispersion = {key: dispersion_loss(z, self.t, self.chunk_size, modality=key) for key, z in named.items()}
+        values = dispersion_losses(list(named.values()), self.t, self.chunk_size, modalities=list(named))
+        dispersion = dict(zip(named, values.unbind()))
         anchoring = anchoring_loss(named, self.tau)
-        loss = self.lambda_d * torch.stack(list(dispersion.values())).mean() + self.lambda_a * anchoring
+        loss = self.lambda_d * values.mean() + self.lambda_a * anchoring
         return DAGROutput(
             loss=loss,
             dispersion={key: value.detach() for key, value in dispersion.items()},
@@ -189,11 +190,13 @@ class DAGR(nn.Module):
         else:
             leaves = {key: z.detach().requires_grad_(True) for key, z in named.items()}
         with torch.enable_grad():
-            dispersion = {key: dispersion_loss(z, self.t, self.chunk_size, modality=key) for key, z in leaves.items()}
-            anchoring = anchoring_loss(leaves, self.tau)
             keys = list(leaves)
+            values = dispersion_losses([leaves[key] for key in keys], self.t, self.chunk_size, modalities=keys)
+            dispersion = dict(zip(keys, values.unbind()))
+            anchoring = anchoring_loss(leaves, self.tau)
             grads_a = torch.autograd.grad(anchoring, [leaves[key] for key in keys])
-            grads_d = [torch.autograd.grad(dispersion[key], leaves[key])[0] for key in keys]
+            # L_disp^m depends only on modality m, so one backward of the sum gives every g_d^m.
+            grads_d = torch.autograd.grad(values.sum(), [leaves[key] for key in keys])
 
         training = any(z.requires_grad for z in named.values()) and torch.is_grad_enabled()
         refresh = training and (self._calls % self.alpha_every == 0 or not self._alpha)

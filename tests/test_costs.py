@@ -62,6 +62,35 @@ def test_fast_dispersion_small_rows_follow_normalize():
     assert torch.allclose(grad_fast[[0, 1, 3, 5]], grad_reference[[0, 1, 3, 5]], atol=1e-10)
 
 
+@pytest.mark.parametrize("t, chunk_size", [(2.0, None), (2.0, 4), (30.0, None)])
+def test_stacked_dispersion_matches_single(t, chunk_size):
+    generator = torch.Generator().manual_seed(5)
+    zs = [torch.randn(10, 6, dtype=torch.float64, generator=generator) for _ in range(4)]
+    zs[2][7] = 0.0
+    zs = [z.requires_grad_(True) for z in zs]
+    weights = torch.tensor([0.5, -1.0, 2.0, 0.25], dtype=torch.float64)
+    stacked = dispersion.dispersion_losses(zs, t, chunk_size)
+    single = torch.stack([dispersion_loss(z, t, chunk_size) for z in zs])
+    assert torch.allclose(stacked, single, rtol=1e-12, atol=0.0)
+    grads_stacked = torch.autograd.grad((weights * stacked).sum(), zs)
+    grads_single = torch.autograd.grad((weights * single).sum(), zs)
+    for grad_stacked, grad_single in zip(grads_stacked, grads_single):
+        assert torch.allclose(grad_stacked, grad_single, atol=1e-12)
+
+
+def test_stacked_dispersion_gradcheck():
+    generator = torch.Generator().manual_seed(6)
+    zs = tuple(torch.randn(5, 3, dtype=torch.float64, generator=generator, requires_grad=True) for _ in range(3))
+    assert torch.autograd.gradcheck(lambda *inputs: dispersion.dispersion_losses(inputs, 1.3), zs)
+
+
+def test_stacked_dispersion_names_modality():
+    with pytest.raises(ValueError, match="modality 'video'"):
+        dispersion.dispersion_losses([torch.randn(4, 3), torch.randn(1, 3)], modalities=["audio", "video"])
+    with pytest.raises(ValueError, match="zs is empty"):
+        dispersion.dispersion_losses([])
+
+
 @pytest.mark.parametrize("chunk_size", [1, 5, 16, 31])
 def test_chunked_matches_dense_large_t(chunk_size):
     z = torch.randn(31, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
@@ -92,8 +121,9 @@ def test_auto_chunking_matches_dense(monkeypatch):
 
 def _encoder_case():
     torch.manual_seed(0)
-    encoders = [torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 4)) for _ in range(2)]
-    x = torch.randn(12, 5)
+    encoders = [torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 4)).double()
+                for _ in range(2)]
+    x = torch.randn(12, 5, dtype=torch.float64)
     return encoders, x
 
 
@@ -101,7 +131,7 @@ def test_batched_vjp_matches_plain():
     encoders, x = _encoder_case()
     z = encoders[0](x)
     pairs = list(encoders[0].named_parameters())
-    grad_a, grad_d = torch.randn(12, 4), torch.randn(12, 4)
+    grad_a, grad_d = torch.randn(12, 4, dtype=torch.float64), torch.randn(12, 4, dtype=torch.float64)
     plain = torch.stack(regularizer._param_grads(z, pairs, grad_a, grad_d))
     batched = regularizer._batched_param_grads(z, pairs, grad_a, grad_d)
     assert torch.allclose(batched, plain, atol=1e-12)
