@@ -276,6 +276,12 @@ def dispersion_losses(zs, t: float = 2.0, chunk_size: int | None = None, modalit
     for z, name in zip(zs, names):
         check_embedding(z, "z", name)
     t = check_number("t", t, positive=True)
+    return checked_dispersion_losses(zs, t, chunk_size, names)
+
+
+def checked_dispersion_losses(zs: list[torch.Tensor], t: float, chunk_size: int | None,
+                              names: list[str | None]) -> torch.Tensor:
+    """:func:`dispersion_losses` for inputs that the caller has already validated (no input checks)."""
     first = zs[0]
     stackable = (
         chunk_size is None

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import as_named, check_modalities, check_number
-from .dispersion import dispersion_loss, dispersion_losses
+from .dispersion import checked_dispersion_losses, dispersion_loss
 from .distributed import all_reduce_sum, gather_rows, world_size
 from .pareto import alpha_from_flat
 
@@ -166,7 +166,8 @@ class DAGR(nn.Module):
         return self._pareto(named, params, gather)
 
     def _fixed(self, named: dict[str, torch.Tensor]) -> DAGROutput:
-        values = dispersion_losses(list(named.values()), self.t, self.chunk_size, modalities=list(named))
+        # check_modalities in forward has validated every embedding already.
+        values = checked_dispersion_losses(list(named.values()), self.t, self.chunk_size, list(named))
         dispersion = dict(zip(named, values.unbind()))
         anchoring = anchoring_loss(named, self.tau)
         loss = self.lambda_d * values.mean() + self.lambda_a * anchoring
@@ -191,7 +192,7 @@ class DAGR(nn.Module):
             leaves = {key: z.detach().requires_grad_(True) for key, z in named.items()}
         with torch.enable_grad():
             keys = list(leaves)
-            values = dispersion_losses([leaves[key] for key in keys], self.t, self.chunk_size, modalities=keys)
+            values = checked_dispersion_losses([leaves[key] for key in keys], self.t, self.chunk_size, keys)
             dispersion = dict(zip(keys, values.unbind()))
             anchoring = anchoring_loss(leaves, self.tau)
             grads_a = torch.autograd.grad(anchoring, [leaves[key] for key in keys])
