@@ -44,7 +44,11 @@ def anchoring_loss(zs, tau: float = 0.0) -> torch.Tensor:
             nothing and receives an exactly zero gradient.
     """
     named = check_modalities(zs, "zs", min_modalities=2, same_dim=True)
-    tau = check_number("tau", tau, nonnegative=True)
+    return _anchoring(named, check_number("tau", tau, nonnegative=True))
+
+
+def _anchoring(named: dict[str, torch.Tensor], tau: float) -> torch.Tensor:
+    """Eq. 7 on embeddings that :func:`check_modalities` has already validated."""
     # All M(M-1)/2 unordered pairs at once, as a (pairs, B, d) tensor of differences.
     # The ordered sum over m != n counts every unordered pair twice, as does M(M-1),
     # and every pair has B rows, so the mean over pairs and rows is eq. 7.
@@ -169,7 +173,7 @@ class DAGR(nn.Module):
         # check_modalities in forward has validated every embedding already.
         values = checked_dispersion_losses(list(named.values()), self.t, self.chunk_size, list(named))
         dispersion = dict(zip(named, values.unbind()))
-        anchoring = anchoring_loss(named, self.tau)
+        anchoring = _anchoring(named, self.tau)
         loss = self.lambda_d * values.mean() + self.lambda_a * anchoring
         return DAGROutput(
             loss=loss,
@@ -194,7 +198,7 @@ class DAGR(nn.Module):
             keys = list(leaves)
             values = checked_dispersion_losses([leaves[key] for key in keys], self.t, self.chunk_size, keys)
             dispersion = dict(zip(keys, values.unbind()))
-            anchoring = anchoring_loss(leaves, self.tau)
+            anchoring = _anchoring(leaves, self.tau)
             grads_a = torch.autograd.grad(anchoring, [leaves[key] for key in keys])
             # L_disp^m depends only on modality m, so one backward of the sum gives every g_d^m.
             grads_d = torch.autograd.grad(values.sum(), [leaves[key] for key in keys])
