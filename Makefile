@@ -43,6 +43,7 @@ PIP_NOISE := ^WARNING: Location '.*' is ignored
 help:
 	@echo "make test   run tests/ and every notebook under nbval (DAGR_PROFILE=ci)"
 	@echo "make book   execute the notebooks and build _build/html (DAGR_PROFILE=$(DAGR_PROFILE))"
+	@echo "make venv   create .venv and install requirements.txt (both targets do this first)"
 	@echo "make clean  remove _build"
 
 venv: $(STAMP)
