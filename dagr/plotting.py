@@ -26,6 +26,7 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
 
+from .stats import as_values
 from .utils import profile
 
 # The "colorblind" palette of seaborn 0.13, so colors stay distinguishable
@@ -214,18 +215,7 @@ def mean_std(values, digits: int = 3, scale: float = 1.0) -> str:
         raise TypeError(f"mean_std: scale must be a number, got {scale!r} of type {type(scale).__name__}")
     if not math.isfinite(scale):
         raise ValueError(f"mean_std: scale must be finite, got {scale}")
-    if hasattr(values, "detach"):  # a torch tensor
-        values = values.detach().cpu().numpy()
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"mean_std: values must be numbers, got {values!r}") from error
-    if array.ndim != 1:
-        raise ValueError(f"mean_std: values must be a 1-D sequence of numbers, got shape {array.shape}")
-    if array.size == 0:
-        raise ValueError("mean_std: values is empty; pass at least one number")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"mean_std: values must be finite, got {array.tolist()}")
+    array = as_values("mean_std: values", values)
 
     array = array * scale
     mean = f"{array.mean():.{digits}f}"

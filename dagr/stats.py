@@ -21,23 +21,26 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 
-def _as_values(name: str, values) -> np.ndarray:
+def as_values(name: str, values) -> np.ndarray:
+    """Return ``values`` (a sequence, array or tensor) as a finite, non-empty 1-D float64 array."""
+    if hasattr(values, "detach"):  # a torch tensor
+        values = values.detach().cpu().numpy()
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as error:
         raise TypeError(f"{name} must be a sequence of numbers, got {values!r}") from error
     if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
+        raise ValueError(f"{name} must be a 1-D sequence of numbers, got shape {array.shape}")
     if array.size == 0:
-        raise ValueError(f"{name} is empty; pass one value per seed")
+        raise ValueError(f"{name} is empty; pass at least one value")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be finite, got {array.tolist()}")
     return array
 
 
 def _paired(method, baseline) -> np.ndarray:
-    a = _as_values("method", method)
-    b = _as_values("baseline", baseline)
+    a = as_values("method", method)
+    b = as_values("baseline", baseline)
     if a.shape != b.shape:
         raise ValueError(
             f"method and baseline must have one value per seed each, got {a.size} and {b.size} values"

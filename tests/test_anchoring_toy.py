@@ -8,14 +8,6 @@ import torch
 from dagr import anchoring_loss, anchoring_toy
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_targets_sit_at_requested_angle():
     a, b = anchoring_toy.make_targets(10, 4, 0.7, seed=0)
     cosines = (a * b).sum(dim=1)

@@ -272,7 +272,7 @@ def test_mean_std_tensor_with_grad():
         ([1.0, float("nan")], {}, ValueError, r"values must be finite, got \[1.0, nan\]"),
         ([[1.0, 2.0], [3.0, 4.0]], {}, ValueError, r"1-D sequence of numbers, got shape \(2, 2\)"),
         (0.5, {}, ValueError, r"got shape \(\)"),
-        (["a", "b"], {}, TypeError, "values must be numbers"),
+        (["a", "b"], {}, TypeError, "values must be a sequence of numbers"),
         ([1.0], {"digits": -1}, ValueError, "digits must be non-negative, got -1"),
         ([1.0], {"digits": 1.5}, TypeError, "digits must be an int, got 1.5 of type float"),
         ([1.0], {"scale": float("inf")}, ValueError, "scale must be finite, got inf"),

@@ -8,15 +8,6 @@ import torch
 from dagr import dispersion_loss, geometry, sphere
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The toys are tiny, and two threads on a busy machine are slower than one.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def generator(seed=0):
     return torch.Generator().manual_seed(seed)
 

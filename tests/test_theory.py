@@ -9,14 +9,6 @@ import torch
 from dagr import geometry, min_norm_alpha, sphere, theory
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def generator(seed=0):
     return torch.Generator().manual_seed(seed)
 
