@@ -70,7 +70,8 @@ def parser(description: str) -> argparse.ArgumentParser:
     """Return an argument parser with the options every benchmark shares."""
     result = argparse.ArgumentParser(description=description)
     result.add_argument("--quick", action="store_true",
-                        help="tiny sizes and few repeats: checks correctness in seconds, timings are not meaningful")
+                        help="fixed tiny sizes and few repeats, overriding the size options: checks correctness "
+                             "in seconds, timings are not meaningful")
     result.add_argument("--out", type=Path, default=None,
                         help="folder for the JSON and markdown results (default benchmarks/results, "
                              "or no files with --quick)")

@@ -67,6 +67,8 @@ class DAGROutput:
         dispersion: detached ``L_disp^m`` of every modality.
         anchoring: detached ``L_a``.
         alpha: detached ``alpha_m`` of every modality in Pareto mode, ``None`` in fixed mode.
+            A call without gradients (evaluation, ``torch.no_grad``) computes no
+            new alpha: it reports the last one, or 0.5 before the first training call.
     """
 
     loss: torch.Tensor
@@ -132,9 +134,9 @@ class DAGR(nn.Module):
         if pareto is None and beta is not None:
             raise ValueError(f"beta={beta!r} is a Pareto weight: pass pareto='params' or 'features', or use lambda_d/lambda_a")
         if pareto is not None and (lambda_d is not None or lambda_a is not None):
-            raise ValueError(
-                f"lambda_d={lambda_d!r} and lambda_a={lambda_a!r} are fixed weights; with pareto={pareto!r} use beta"
-            )
+            given = ", ".join(f"{name}={value!r}" for name, value in (("lambda_d", lambda_d), ("lambda_a", lambda_a))
+                              if value is not None)
+            raise ValueError(f"{given}: fixed weights do not apply with pareto={pareto!r}; set beta instead")
         self.pareto = pareto
         self.lambda_d = check_number("lambda_d", 0.1 if lambda_d is None else lambda_d, nonnegative=True)
         self.lambda_a = check_number("lambda_a", 0.1 if lambda_a is None else lambda_a, nonnegative=True)
@@ -212,8 +214,11 @@ class DAGR(nn.Module):
                 if self.pareto == "features":
                     self._alpha[key] = alpha_from_flat(grad_a.reshape(-1).double(), grad_d.reshape(-1).double())
                 else:
-                    self._alpha[key] = self._param_alpha(named[key], param_lists[key], grad_a[local], grad_d[local],
-                                                         reduce=gather)
+                    try:
+                        self._alpha[key] = self._param_alpha(named[key], param_lists[key], grad_a[local],
+                                                             grad_d[local], reduce=gather)
+                    except ValueError as error:
+                        raise ValueError(f"{error} (modality {key!r})") from None
         alpha = {key: self._alpha.get(key, torch.tensor(0.5, dtype=torch.float64)) for key in keys}
 
         value = self.beta * sum(

@@ -164,7 +164,7 @@ def test_three_modalities_fixed_and_pareto():
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"pareto": "layers", "beta": 0.1}, "pareto"),
-    ({"pareto": "params", "lambda_d": 0.1}, "lambda_d"),
+    ({"pareto": "params", "lambda_d": 0.1}, "lambda_d=0.1: fixed weights do not apply"),
     ({"beta": 0.1}, "beta"),
     ({"lambda_d": -0.1}, "lambda_d"),
     ({"lambda_a": -1.0}, "lambda_a"),
@@ -197,7 +197,7 @@ def test_params_mode_with_unrelated_parameter():
     encoders, head, inputs, labels = _toy()
     _, zs = _task_loss(encoders, head, inputs, labels)
     wrong = {"audio": encoders["audio"], "video": list(encoders["video"].parameters()) + [head.weight]}
-    with pytest.raises(ValueError, match="does not depend on parameter '4'"):
+    with pytest.raises(ValueError, match="does not depend on parameter '4'.* \\(modality 'video'\\)"):
         DAGR(beta=0.1, pareto="params")(zs, params=wrong)
     with pytest.raises(ValueError, match="does not depend on parameter"):
         DAGR(beta=0.1, pareto="params")(zs, params={"audio": encoders["video"], "video": encoders["audio"]})
