@@ -67,6 +67,8 @@ STYLE = {
     "figure.dpi": 100,
     "figure.constrained_layout.use": True,
     "savefig.dpi": 150,
+    # The profile stamp sits below the axes; a tight box keeps it in saved files.
+    "savefig.bbox": "tight",
     "image.cmap": "viridis",
 }
 
@@ -143,7 +145,7 @@ def profile_note() -> str:
 
 
 def tag(fig, text: str | None = None) -> Artist:
-    """Stamp a small grey note in the bottom-right corner of a figure.
+    """Stamp a small grey note under the bottom-right corner of a figure.
 
     ``fig`` is a ``Figure`` (or subfigure) or an ``Axes``, whose figure is
     stamped. ``text`` defaults to :func:`profile_note`. A figure carries one
@@ -167,7 +169,9 @@ def tag(fig, text: str | None = None) -> Artist:
     if artist is not None and artist.figure is fig:
         artist.set_text(text)
         return artist
-    artist = fig.text(0.995, 0.005, text, ha="right", va="bottom",
+    # Just below the figure's bottom edge, so it never covers an axis label; the
+    # inline backend and savefig (with the style's tight box) grow to include it.
+    artist = fig.text(0.995, -0.01, text, ha="right", va="top",
                       fontsize=TAG_FONTSIZE, color=TAG_COLOR)
     setattr(fig, _TAG_ATTRIBUTE, artist)
     return artist
