@@ -58,12 +58,14 @@ ANALYSES = ("main", "geometry", "ablation", "controls", "sensitivity")
 TAU = 0.25
 FIXED = {"lambda_d": 0.1, "lambda_a": 0.1, "tau": TAU}
 PARETO = {"beta": 0.1, "tau": TAU, "pareto": "features"}
+PARETO_PARAMS = {"beta": 0.1, "tau": TAU, "pareto": "params"}
 
 # variant name -> (regularizer keyword arguments, control spec)
 VARIANTS: dict[str, tuple[dict | None, dict | None]] = {
     "baseline": (None, None),
     "DAGR (fixed)": (FIXED, None),
     "DAGR (Pareto)": (PARETO, None),
+    "DAGR (Pareto, params)": (PARETO_PARAMS, None),
     "dispersion only": ({"lambda_d": 0.1, "lambda_a": 0.0, "tau": TAU}, None),
     "anchoring only": ({"lambda_d": 0.0, "lambda_a": 0.1, "tau": TAU}, None),
     "always-on alignment": (None, {"name": "alignment", "weight": 0.1}),
@@ -131,7 +133,8 @@ def plan(analysis: str, profile: str | None = None) -> list[RunSpec]:
         raise ValueError(f"analysis must be one of {ANALYSES}, got {analysis!r}")
     _, sizes = _sizes(profile)
     groups = {
-        "main": [(b, v) for b in ("joint", "dgl") for v in ("baseline", "DAGR (fixed)", "DAGR (Pareto)")],
+        "main": [(b, v) for b in ("joint", "dgl")
+                 for v in ("baseline", "DAGR (fixed)", "DAGR (Pareto)", "DAGR (Pareto, params)")],
         "geometry": [("dgl", v) for v in ("baseline", "dispersion only", "DAGR (fixed)")],
         "ablation": [("dgl", v) for v in ("baseline", "dispersion only", "anchoring only", "DAGR (fixed)")],
         "controls": [("dgl", v) for v in ("baseline", "DAGR (fixed)", "DAGR (Pareto)", "always-on alignment",

@@ -25,7 +25,7 @@ VIEWS = ("pixels", "fourier")
 @pytest.mark.parametrize("profile", ["ci", "book", "full"])
 def test_plan_sizes(profile):
     sizes = PROFILE_SIZES[profile]
-    per_setting = {"main": 6, "geometry": 3, "ablation": 4, "controls": 7}
+    per_setting = {"main": 8, "geometry": 3, "ablation": 4, "controls": 7}
     for analysis, count in per_setting.items():
         assert len(plan(analysis, profile)) == count * len(sizes.settings) * len(sizes.seeds)
     grid = len(sizes.lambda_grid) ** 2 + len(sizes.beta_grid) * len(sizes.tau_grid)
@@ -44,6 +44,9 @@ def test_plan_variants_and_backbones():
     assert {spec.setting for spec in specs} == {"2 views", "3 views", "6 views"}
     pareto = [spec for spec in specs if spec.variant == "DAGR (Pareto)"]
     assert all(spec.config.regularizer["pareto"] == "features" for spec in pareto)
+    exact = [spec for spec in specs if spec.variant == "DAGR (Pareto, params)"]
+    assert len(exact) == len(pareto)
+    assert all(spec.config.regularizer["pareto"] == "params" for spec in exact)
     controls = {spec.variant: spec.config.control for spec in plan("controls", "ci")}
     assert controls["unit sphere only"] == {"name": "sphere"}
     assert controls["baseline"] is None
