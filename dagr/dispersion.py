@@ -207,15 +207,18 @@ def dispersion_loss(z: torch.Tensor, t: float = 2.0, chunk_size: int | None = No
     """
     check_embedding(z, "z", modality)
     t = check_number("t", t, positive=True)
+    return _Dispersion.apply(z, t, _rows_per_block(chunk_size, z.shape[0]))
+
+
+def _rows_per_block(chunk_size: int | None, batch: int) -> int:
+    """Validate ``chunk_size`` and resolve ``None`` to :func:`auto_chunk_size`."""
     if chunk_size is None:
-        chunk = auto_chunk_size(z.shape[0])
-    else:
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
-            raise TypeError(f"chunk_size must be an int or None, got {chunk_size!r}")
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        chunk = chunk_size
-    return _Dispersion.apply(z, t, chunk)
+        return auto_chunk_size(batch)
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
+        raise TypeError(f"chunk_size must be an int or None, got {chunk_size!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    return chunk_size
 
 
 class _DispersionStack(torch.autograd.Function):
@@ -260,9 +263,9 @@ def dispersion_losses(zs, t: float = 2.0, chunk_size: int | None = None, modalit
     """Compute :func:`dispersion_loss` of several modalities and return the M values as one tensor.
 
     Equal to ``torch.stack([dispersion_loss(z, t, chunk_size) for z in zs])`` up to
-    float rounding. When every z has the same shape and dtype, ``chunk_size`` is
-    None, the batch is small enough for one dense block and ``4t <= 80``, all
-    modalities share one batched kernel; otherwise each is computed on its own.
+    float rounding. All modalities share one batched kernel when four conditions
+    hold: every z has the same shape and dtype, ``chunk_size`` is None, the batch
+    fits one dense block, and ``4t <= 80``. Otherwise each is computed on its own.
 
     Args:
         zs: sequence of (B, d) embeddings.
@@ -276,11 +279,10 @@ def dispersion_losses(zs, t: float = 2.0, chunk_size: int | None = None, modalit
     for z, name in zip(zs, names):
         check_embedding(z, "z", name)
     t = check_number("t", t, positive=True)
-    return checked_dispersion_losses(zs, t, chunk_size, names)
+    return checked_dispersion_losses(zs, t, chunk_size)
 
 
-def checked_dispersion_losses(zs: list[torch.Tensor], t: float, chunk_size: int | None,
-                              names: list[str | None]) -> torch.Tensor:
+def checked_dispersion_losses(zs: list[torch.Tensor], t: float, chunk_size: int | None) -> torch.Tensor:
     """:func:`dispersion_losses` for inputs that the caller has already validated (no input checks)."""
     first = zs[0]
     stackable = (
@@ -291,11 +293,12 @@ def checked_dispersion_losses(zs: list[torch.Tensor], t: float, chunk_size: int 
     )
     if stackable:
         return _DispersionStack.apply(torch.stack(zs), t)
-    return torch.stack([dispersion_loss(z, t, chunk_size, modality=name) for z, name in zip(zs, names)])
+    # The inputs are validated already, so only chunk_size is checked here.
+    return torch.stack([_Dispersion.apply(z, t, _rows_per_block(chunk_size, z.shape[0])) for z in zs])
 
 
 def dispersion_loss_reference(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:
-    """The same loss written directly from the formula, with autograd through ``torch.pdist``.
+    """Compute the same loss directly from the formula, with autograd through ``torch.pdist``.
 
     Kept as the reference that the fast path is tested and benchmarked against.
     Its gradient is NaN when two rows coincide (``pdist`` differentiates a

@@ -60,7 +60,7 @@ def _anchoring(named: dict[str, torch.Tensor], tau: float) -> torch.Tensor:
 
 @dataclass
 class DAGROutput:
-    """What one call of :class:`DAGR` returns.
+    """Result of one call of :class:`DAGR`.
 
     Attributes:
         loss: scalar to add to the task loss before ``backward()``.
@@ -134,9 +134,10 @@ class DAGR(nn.Module):
         if pareto is None and beta is not None:
             raise ValueError(f"beta={beta!r} is a Pareto weight: pass pareto='params' or 'features', or use lambda_d/lambda_a")
         if pareto is not None and (lambda_d is not None or lambda_a is not None):
-            given = ", ".join(f"{name}={value!r}" for name, value in (("lambda_d", lambda_d), ("lambda_a", lambda_a))
-                              if value is not None)
-            raise ValueError(f"{given}: fixed weights do not apply with pareto={pareto!r}; set beta instead")
+            fixed_weights = ", ".join(f"{name}={value!r}" for name, value in (("lambda_d", lambda_d),
+                                                                              ("lambda_a", lambda_a))
+                                      if value is not None)
+            raise ValueError(f"{fixed_weights}: fixed weights do not apply with pareto={pareto!r}; set beta instead")
         self.pareto = pareto
         self.lambda_d = check_number("lambda_d", 0.1 if lambda_d is None else lambda_d, nonnegative=True)
         self.lambda_a = check_number("lambda_a", 0.1 if lambda_a is None else lambda_a, nonnegative=True)
@@ -173,7 +174,7 @@ class DAGR(nn.Module):
 
     def _fixed(self, named: dict[str, torch.Tensor]) -> DAGROutput:
         # check_modalities in forward has validated every embedding already.
-        values = checked_dispersion_losses(list(named.values()), self.t, self.chunk_size, list(named))
+        values = checked_dispersion_losses(list(named.values()), self.t, self.chunk_size)
         dispersion = dict(zip(named, values.unbind()))
         anchoring = _anchoring(named, self.tau)
         loss = self.lambda_d * values.mean() + self.lambda_a * anchoring
@@ -198,7 +199,7 @@ class DAGR(nn.Module):
             leaves = {key: z.detach().requires_grad_(True) for key, z in named.items()}
         with torch.enable_grad():
             keys = list(leaves)
-            values = checked_dispersion_losses([leaves[key] for key in keys], self.t, self.chunk_size, keys)
+            values = checked_dispersion_losses([leaves[key] for key in keys], self.t, self.chunk_size)
             dispersion = dict(zip(keys, values.unbind()))
             anchoring = _anchoring(leaves, self.tau)
             grads_a = torch.autograd.grad(anchoring, [leaves[key] for key in keys])
