@@ -169,7 +169,7 @@ def tag(fig, text: str | None = None) -> Artist:
     if artist is not None and artist.figure is fig:
         artist.set_text(text)
         return artist
-    # Just below the figure's bottom edge, so it never covers an axis label; the
+    # Just below the figure's bottom edge, so it never covers an axis label. The
     # inline backend and savefig (with the style's tight box) grow to include it.
     artist = fig.text(0.995, -0.01, text, ha="right", va="top",
                       fontsize=TAG_FONTSIZE, color=TAG_COLOR)

@@ -262,7 +262,7 @@ def repulsion_check(z: torch.Tensor, potential: Potential, closed_form=None, n_r
 
     ``closed_form(z, potential) -> (grad, weights)`` defaults to
     :func:`repulsive_sum`. Returns ``max_abs_error`` (autograd vs closed form),
-    ``min_weight`` (eq. 38 says >= 0) and ``nnls_residual``: for the first
+    ``min_weight`` (eq. 38 requires >= 0) and ``nnls_residual``: for the first
     ``n_rows`` rows, the relative residual of the best non-negative
     combination of the vectors z_i - z_j that reproduces -grad_i, found by
     non-negative least squares without using psi'. That residual is
